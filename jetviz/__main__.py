@@ -1,0 +1,3 @@
+from jetviz.cli import main
+
+raise SystemExit(main())
