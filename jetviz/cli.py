@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "jetviz.simulate",  # simulate, merge
     "jetviz.training",  # train
     "jetviz.sampling",  # sample, merge-samples
+    "jetviz.classifier",  # train-classifier
     "jetviz.evaluate",  # evaluate, bench
 )
 
