@@ -94,13 +94,17 @@ def staging_dir(out: str | os.PathLike) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
 
 
-def save_generator(out: str | os.PathLike, unet, scheduler, card: dict) -> Path:
-    """Save a diffusers ``UNet2DModel`` (safetensors) and scheduler with ``card`` to ``out``."""
+def save_generator(out: str | os.PathLike, unet, scheduler, card: dict, extra_files: dict | None = None) -> Path:
+    """Save a diffusers ``UNet2DModel`` (safetensors) and scheduler with ``card`` to ``out``; ``extra_files``
+    maps names in the checkpoint to files copied in (e.g. the training ``loss.csv``)."""
     out = Path(out)
     tmp = staging_dir(out)
     try:
         unet.save_pretrained(tmp / "unet", safe_serialization=True)
         scheduler.save_pretrained(tmp / "scheduler")
+        for name, src in (extra_files or {}).items():
+            if Path(src).is_file():
+                shutil.copyfile(src, tmp / name)
         return finalize(tmp, out, card)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,7 +1,8 @@
 """``python -m jetviz <command>``: the command line over the same functions the app uses.
 
 Each module that offers commands has a ``register(subparsers)`` function adding its subcommands, each with
-``set_defaults(func=...)`` where ``func(args) -> int`` is the exit code.
+``set_defaults(func=...)`` where ``func(args) -> int`` is the exit code. Only the module of the command being
+run is imported (``simulate`` never loads torch); ``--help`` imports them all.
 """
 
 from __future__ import annotations
@@ -10,21 +11,24 @@ import argparse
 import importlib
 import sys
 
-# module → the commands it registers (imported lazily so `--help` stays fast and one broken extra
-# dependency does not take down unrelated commands)
-COMMAND_MODULES = (
-    "jetviz.simulate",  # simulate, merge
-    "jetviz.training",  # train
-    "jetviz.sampling",  # sample, merge-samples
-    "jetviz.classifier",  # train-classifier
-    "jetviz.evaluate",  # evaluate, bench
-)
+# command → the module that registers it
+COMMANDS = {
+    "simulate": "jetviz.simulate",
+    "merge": "jetviz.simulate",
+    "train": "jetviz.training",
+    "sample": "jetviz.sampling",
+    "merge-samples": "jetviz.sampling",
+    "train-classifier": "jetviz.classifier",
+    "evaluate": "jetviz.evaluate",
+    "bench": "jetviz.evaluate",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jetviz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="<command>")
-    for name in COMMAND_MODULES:
+    modules = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
         try:
             mod = importlib.import_module(name)
         except ModuleNotFoundError as e:
@@ -36,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

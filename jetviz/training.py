@@ -215,7 +215,7 @@ def save_state(run: Path, cfg: TrainConfig, step: int, model, ema, opt, wall: fl
 def export(run: Path, cfg: TrainConfig, ema, step: int, wall: float, out: Path | None = None,
            command: str | None = None, extra: dict | None = None) -> Path:
     """Write a loadable checkpoint (EMA weights, scheduler, card) to ``out`` (default ``run/export``)."""
-    out = Path(out or run / "export")
+    out = Path(out) if out else run / "export"
     card = {
         "kind": cfg.kind,
         "name": out.name,
@@ -233,7 +233,8 @@ def export(run: Path, cfg: TrainConfig, ema, step: int, wall: float, out: Path |
         "classes": list(CLASSES),
         **(extra or {}),
     }
-    return checkpoints.save_generator(out, ema.net.unet, build_scheduler(cfg), card)
+    return checkpoints.save_generator(out, ema.net.unet, build_scheduler(cfg), card,
+                                      extra_files={"loss.csv": run / "loss.csv"})
 
 
 def hardware_string() -> str:
@@ -246,7 +247,8 @@ def train(cfg: TrainConfig, run: str | os.PathLike, resume: bool = False, progre
           export_to: str | os.PathLike | None = None, stop_after: int | None = None) -> dict:
     """Train (or resume) into the run folder ``run``; returns a summary dict.
 
-    ``stop_after`` ends the call after that many completed steps (the run can be resumed later), which is how
+    The EMA weights are exported as a loadable checkpoint to ``export_to`` (default ``run/export``) at every
+    checkpoint. ``stop_after`` ends the call after that many completed steps (the run can be resumed later), which is how
     the tests interrupt a run. ``progress(step, total, loss)`` is called after each step.
     """
     from accelerate import Accelerator
@@ -327,16 +329,14 @@ def train(cfg: TrainConfig, run: str | os.PathLike, resume: bool = False, progre
                 logf.flush()
                 wall = wall0 + time.time() - t0
                 save_state(run, cfg, done, acc.unwrap_model(model), ema, opt, wall)
-                export(run, cfg, ema, done, wall)
+                export(run, cfg, ema, done, wall, out=export_to)
         step = end
     finally:
         logf.close()
     wall = wall0 + time.time() - t0
     if acc.is_main_process and step > start and step % cfg.checkpoint_every and step != cfg.steps:
         save_state(run, cfg, step, acc.unwrap_model(model), ema, opt, wall)
-        export(run, cfg, ema, step, wall)
-    if export_to and acc.is_main_process and step == cfg.steps:
-        export(run, cfg, ema, step, wall, out=Path(export_to))
+        export(run, cfg, ema, step, wall, out=export_to)
     return {"step": step, "loss": last_loss, "wall_time_s": wall, "run": str(run)}
 
 
@@ -374,7 +374,8 @@ def register(sub) -> None:
     p.add_argument("--teacher", default=None, help="ve-sde checkpoint (consistency-cd)")
     p.add_argument("--cd-scales", type=int, default=40)
     p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--export", default=None, help="also write the final checkpoint here (e.g. checkpoints/cm-ct)")
+    p.add_argument("--export", default=None,
+                   help="write the loadable checkpoint here at every checkpoint (default RUN/export), e.g. checkpoints/cm-ct")
     p.set_defaults(func=_cmd_train)
 
 

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Long training runs behind the shipped checkpoints; safe to re-run: each run resumes from its last checkpoint.
+#   scripts/train_shipped.sh ve|ct|cd     (one run per call; start them in the background with nohup)
+# Run state lives in $JETVIZ_RUNS (default /work/runs, outside the work tree so a fresh checkout keeps it);
+# the EMA weights are exported to checkpoints/<name>/ at every checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${JETVIZ_RUNS:-/work/runs}
+DATA=${JETVIZ_TRAIN_DATA:-work/train10k}
+STEPS=${STEPS:-20000}
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+common=(--data "$DATA" --split all --steps "$STEPS" --batch-size 64 --lr 2e-4 --channels 32,64,64
+        --layers-per-block 1 --checkpoint-every 50 --seed 0)
+case "$1" in
+  ve) name=ve-sde; args=(--kind ve-sde) ;;
+  ct) name=cm-ct;  args=(--kind consistency-ct) ;;
+  cd) name=cm-cd;  args=(--kind consistency-cd --teacher checkpoints/ve-sde --cd-scales 40) ;;
+  *) echo "usage: $0 ve|ct|cd" >&2; exit 2 ;;
+esac
+resume=(); [ -f "$RUNS/$name/state/state.json" ] && resume=(--resume)
+exec nice python -m jetviz train "${args[@]}" "${common[@]}" --run "$RUNS/$name" --export checkpoints/$name "${resume[@]}"
