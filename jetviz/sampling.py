@@ -70,11 +70,11 @@ def chunk_generator(seed: int, class_index: int, chunk: int) -> torch.Generator:
 class Generator:
     """A loaded generator checkpoint. :meth:`sample` returns physics-space images ``[N, S, S]``.
 
-    Example (runs in the tests on a tiny checkpoint)::
+    Example (``tests/test_sampling.py`` runs it with ``path`` set to a checkpoint folder)::
 
-        >>> gen = load_generator(path)                        # doctest: +SKIP
-        >>> images = gen.sample("t", n=10, steps=2, seed=0)   # doctest: +SKIP
-        >>> images.shape, bool(images.min() >= 0)             # doctest: +SKIP
+        >>> gen = load_generator(path)
+        >>> images = gen.sample("t", n=10, steps=2, seed=0)   # 10 top jets, 2 consistency steps
+        >>> images.shape, bool(images.min() >= 0)
         ((10, 25, 25), True)
     """
 

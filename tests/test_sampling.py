@@ -27,6 +27,15 @@ def ckpts(tmp_path_factory):
 
 
 def test_python_api_docstring_example(ckpts):
+    import doctest
+
+    from jetviz.sampling import Generator
+
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner()
+    for t in finder.find(Generator, "Generator", globs={"load_generator": load_generator, "path": ckpts["consistency-ct"]}):
+        runner.run(t)
+    assert runner.failures == 0 and runner.tries >= 3
     gen = jetviz.load_generator(ckpts["consistency-ct"])
     images = gen.sample("t", n=10, steps=2, seed=0)
     assert images.shape == (10, 25, 25) and images.dtype == np.float32
