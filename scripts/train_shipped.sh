@@ -9,7 +9,7 @@ RUNS=${JETVIZ_RUNS:-/work/runs}
 DATA=${JETVIZ_TRAIN_DATA:-work/train10k}
 STEPS=${STEPS:-20000}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-common=(--data "$DATA" --split all --steps "$STEPS" --batch-size 64 --lr 2e-4 --channels 32,64,64
+common=(--data "$DATA" --split all --steps "$STEPS" --batch-size 64 --lr 2e-4 --channels ${CHANNELS:-16,32,32}
         --layers-per-block 1 --checkpoint-every 50 --seed 0)
 case "$1" in
   ve) name=ve-sde; args=(--kind ve-sde) ;;
