@@ -365,7 +365,7 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--channels", default="32,64,64", help="UNet block_out_channels")
+    p.add_argument("--channels", default="16,32,32", help="UNet block_out_channels")
     p.add_argument("--layers-per-block", type=int, default=1)
     p.add_argument("--attention", action="store_true")
     p.add_argument("--dropout", type=float, default=0.0)
