@@ -115,6 +115,7 @@ class VESDEScheduler(SchedulerMixin, ConfigMixin, _SigmaSchedule):
         snr: signal-to-noise ratio r of the Langevin corrector (Song et al. Algorithm 4; 0.16 for VE CIFAR-10).
         n_corrector: Langevin corrector steps per noise level for ``sampler="pc"``.
         sampler: ``"pc"`` predictor-corrector (stochastic) or ``"ode"`` probability-flow ODE with Heun.
+        predictor: ``"ancestral"`` (default) or ``"reverse-diffusion"`` update of the pc sampler (see ``step``).
 
     Grid: N geometric levels ``σ_i = σ_max (σ_min/σ_max)^{i/(N−1)}`` (N = 1: just σ_max), then 0.
 
@@ -135,8 +136,10 @@ class VESDEScheduler(SchedulerMixin, ConfigMixin, _SigmaSchedule):
 
     @register_to_config
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0, snr: float = 0.16,
-                 n_corrector: int = 1, sampler: str = "pc") -> None:
+                 n_corrector: int = 1, sampler: str = "pc", predictor: str = "ancestral") -> None:
         _check_range(sigma_min, sigma_max)
+        if predictor not in ("ancestral", "reverse-diffusion"):
+            raise ValueError(f"predictor must be 'ancestral' or 'reverse-diffusion', got {predictor!r}")
         if snr <= 0:
             raise ValueError(f"snr must be > 0, got {snr}")
         if n_corrector < 0:
@@ -183,9 +186,12 @@ class VESDEScheduler(SchedulerMixin, ConfigMixin, _SigmaSchedule):
             sample: current x at σ_i, (B, 1, S, S); not modified.
             generator: source of the predictor noise (pc only; not needed on the last step).
 
-        Predictor (Song et al. Eq. 47, VE): with score s = (x̂₀ − x)/σ_i²,
-        ``x' = x + (σ_i² − σ_{i+1}²) s + √(σ_i² − σ_{i+1}²) z``. On the last step (σ_{i+1} = 0) the noise-free
-        mean ``x + σ_i² s = x̂₀`` is returned (Tweedie's denoised estimate, the usual final "denoise" step).
+        Predictor, with score s = (x̂₀ − x)/σ_i² and Δ = σ_i² − σ_{i+1}²: ``x' = x + Δ s + √v z`` where
+        ``v = σ_{i+1}² Δ / σ_i²`` for ``predictor="ancestral"`` (Song et al. 2021, Eq. 47: the exact Gaussian
+        posterior step, stable for any step count) or ``v = Δ`` for ``predictor="reverse-diffusion"``
+        (Euler–Maruyama of the reverse SDE, Eq. 46; it injects noise of size σ_i on a large step, so with
+        only 2–3 levels it leaves the sample far noisier than σ_{i+1}). On the last step (σ_{i+1} = 0) the
+        noise-free mean ``x + σ_i² s = x̂₀`` is returned (Tweedie's denoised estimate).
         """
         if self.config.sampler == "ode":
             return self.step_ode_euler(model_output, sigma_or_index, sample)
@@ -195,7 +201,8 @@ class VESDEScheduler(SchedulerMixin, ConfigMixin, _SigmaSchedule):
             return SchedulerOutput(prev_sample=model_output, denoised=model_output)
         score = (model_output - sample) / sigma**2  # (B, 1, S, S)
         var = sigma**2 - sigma_next**2
-        prev_sample = sample + var * score + math.sqrt(var) * _noise(sample, generator)
+        noise_var = var * sigma_next**2 / sigma**2 if self.config.predictor == "ancestral" else var
+        prev_sample = sample + var * score + math.sqrt(noise_var) * _noise(sample, generator)
         return SchedulerOutput(prev_sample=prev_sample, denoised=model_output)
 
     def step_correct(self, model_output: torch.Tensor, sigma_or_index: int | float | torch.Tensor,

@@ -220,3 +220,21 @@ def test_ve_pc_sampler_recovers_gaussian_data_statistics():
     out = _run_ve(s, _gaussian_denoiser(mu, std), x, g)
     assert abs(out.mean().item() - mu) < 0.02
     assert abs(out.std().item() / std - 1) < 0.05
+
+
+def test_ancestral_predictor_lands_on_the_next_noise_level_with_an_oracle():
+    """With D = x0 and x = x0 + σ_i ε, the ancestral step gives x' − x0 of std exactly σ_{i+1}
+    (reverse diffusion would leave ≈ σ_i); analytic truth of Song et al. Eq. 47."""
+    from jetviz.schedulers import VESDEScheduler
+
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.zeros(4000, 1, 5, 5)
+    for predictor, expect in (("ancestral", None), ("reverse-diffusion", 80.0)):
+        s = VESDEScheduler(predictor=predictor)
+        s.set_timesteps(3)  # 80, 0.4, 0.002
+        x = x0 + 80.0 * torch.randn(x0.shape, generator=g)
+        out = s.step(x0, 0, x, generator=g).prev_sample
+        target = float(s.sigmas[1]) if expect is None else expect
+        assert float(out.std()) == pytest.approx(target, rel=0.02)
+    with pytest.raises(ValueError, match="predictor"):
+        VESDEScheduler(predictor="euler")
