@@ -1,11 +1,10 @@
-"""Streamlit glue shared by the app's pages: where data and checkpoints live, cached loaders, the shared
-sidebar, generation with a progress bar, metric tables and plain-words errors.
+"""Streamlit glue shared by the app's pages: cached loaders, the shared sidebar, generation with a progress
+bar, cached metric tables and plain-words errors.
 
-This is the only jetviz module that imports streamlit. Locations are read from the environment at *call*
-time (so tests and ``streamlit run`` can point the app elsewhere without re-importing jetviz):
-
-* ``JETVIZ_DATA``: folder holding ``sample/{g,q,t,w,z}.hdf5`` (+ ``.json`` sidecars); default ``<repo>/data``.
-* ``JETVIZ_CHECKPOINTS``: folder of checkpoints ``<name>/card.json``; default ``<repo>/checkpoints``.
+This is the only jetviz module that imports streamlit; the logic behind it (locations, checkpoint discovery,
+metric tables, downloads, provenance, card summaries) is the streamlit-free :mod:`jetviz.appcore`, whose
+names the pages use through this module. Locations are read from the environment at *call* time:
+``JETVIZ_DATA`` (folder holding ``sample/``) and ``JETVIZ_CHECKPOINTS`` (see :mod:`jetviz.appcore`).
 
 Caching: generators and the FID classifier are ``st.cache_resource`` (one copy per process); real jets,
 images, generated chunks and metric tables are ``st.cache_data`` with ``max_entries``. Generated jets are
@@ -16,12 +15,9 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import tempfile
 import threading
 import time
 import traceback
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,92 +25,44 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from jetviz.config import CLASS_NAMES, CLASSES, DEFAULT_GRID, REPO_ROOT, ImageGrid
+from jetviz import appcore
+from jetviz.appcore import (
+    ENV_CHECKPOINTS,
+    ENV_DATA,
+    METRIC_MAX_JETS,
+    METRIC_RESAMPLES,
+    PYTHIA_FALLBACK_RATE,
+    SHIPPED,
+    ModelChoice,
+    Settings,
+    bundled_dir,
+    card_markdown,
+    checkpoint_root,
+    classifier_choice,
+    csv_bytes,
+    data_root,
+    default_model,
+    discover,
+    duration,
+    eval_size,
+    file_provenance,
+    file_stem,
+    generators,
+    has_real,
+    hdf5_bytes,
+    mean_image,
+    pythia_rate,
+    real_grid,
+)
+from jetviz.config import CLASS_NAMES, CLASSES, ImageGrid
 
-ENV_DATA = "JETVIZ_DATA"
-ENV_CHECKPOINTS = "JETVIZ_CHECKPOINTS"
 MAX_JETS = 20_000  # largest request the widgets accept
 DEFAULT_JETS = 1_000
 MAX_STEPS = 1_000
 AUTO_BUDGET = 4_000  # network evaluations (jets × evaluations per jet) generated without a click
 REAL_POOL = 40_000  # most real jets read per class (the real JetNet files hold ~170k)
-METRIC_RESAMPLES = 8  # resamplings behind each metric and floor in the app (the CLI uses more)
-METRIC_MAX_JETS = 5_000  # jets per sample behind the app's metrics (bounded time for any request)
-PYTHIA_FALLBACK_RATE = 150.0  # jets/s on one core (docs/NOTES: 110-200 by class); used without a sidecar
-SHIPPED = {
-    "cm-ct": "consistency model, consistency training (1-2 steps)",
-    "cm-cd": "consistency model distilled from ve-sde (1-2 steps)",
-    "ve-sde": "score model, VE-SDE (many steps)",
-    "classifier": "jet-class CNN behind the FID",
-}
 TRAIN_HINT = ("python -m jetviz train --kind consistency-ct --steps 2000 --export checkpoints/cm-ct   "
               "(see the README for the shipped recipes)")
-
-
-# ------------------------------------------------------------------------------------------- places
-def data_root() -> Path:
-    """``$JETVIZ_DATA`` or ``<repo>/data`` (read now, not at import)."""
-    return Path(os.environ.get(ENV_DATA) or REPO_ROOT / "data").expanduser()
-
-
-def bundled_dir() -> Path:
-    return data_root() / "sample"
-
-
-def checkpoint_root() -> Path:
-    """``$JETVIZ_CHECKPOINTS`` or ``<repo>/checkpoints`` (read now, not at import)."""
-    return Path(os.environ.get(ENV_CHECKPOINTS) or REPO_ROOT / "checkpoints").expanduser()
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """A checkpoint folder found under :func:`checkpoint_root` (card read, checksums not yet verified)."""
-
-    name: str
-    path: str
-    kind: str
-    stamp: float  # mtime of card.json: part of every cache key, so a replaced checkpoint is reloaded
-    error: str | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.kind})"
-
-
-def discover() -> list[ModelChoice]:
-    """Every checkpoint folder under the checkpoint root, with its kind (or why its card is unreadable)."""
-    from jetviz.checkpoints import list_checkpoints
-
-    out = []
-    try:
-        found = list_checkpoints(checkpoint_root())
-    except OSError:  # an unreadable checkpoint folder counts as none
-        found = []
-    for p in found:
-        card = p / "card.json"
-        try:
-            data = json.loads(card.read_text())
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            kind, err = str(data.get("kind")), None
-        except (OSError, ValueError) as e:
-            kind, err = "unreadable", f"{card} could not be read ({e})"
-        try:
-            stamp = card.stat().st_mtime
-        except OSError:  # removed while we looked
-            continue
-        out.append(ModelChoice(p.name, str(p), kind, stamp, err))
-    return out
-
-
-def generators() -> list[ModelChoice]:
-    from jetviz.checkpoints import GENERATOR_KINDS
-
-    return [c for c in discover() if c.kind in GENERATOR_KINDS]
-
-
-def classifier_choice() -> ModelChoice | None:
-    return next((c for c in discover() if c.kind == "classifier"), None)
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -154,24 +102,6 @@ def explain_no_data(jet_type: str | None = None) -> None:
 
 
 # -------------------------------------------------------------------------------------------- sidebar
-@dataclass(frozen=True)
-class Settings:
-    jet_type: str
-    model: ModelChoice | None
-    steps: int
-    n_jets: int
-    seed: int
-
-
-def _default_model(choices: list[ModelChoice]) -> int:
-    names = [c.name for c in choices]
-    for pref in ("cm-ct", "cm-cd"):
-        if pref in names:
-            return names.index(pref)
-    kinds = [c.kind for c in choices]
-    return next((i for i, k in enumerate(kinds) if k.startswith("consistency")), 0)
-
-
 def sidebar() -> Settings:
     """The shared sidebar (class, model, steps, jets, seed); stores and returns the :class:`Settings`."""
     sb = st.sidebar
@@ -184,7 +114,7 @@ def sidebar() -> Settings:
         labels = [c.label for c in choices]
         if st.session_state.get("model") not in labels:
             st.session_state.pop("model", None)
-        label = sb.selectbox("Model", labels, index=_default_model(choices), key="model",
+        label = sb.selectbox("Model", labels, index=default_model(choices), key="model",
                              help=f"checkpoints found in {checkpoint_root()}")
         model = choices[labels.index(label)]
     else:
@@ -257,20 +187,6 @@ def real_images(jet_type: str, source: str, grid: dict, max_jets: int = REAL_POO
     from jetviz.images import to_images
 
     return to_images(real_jets(jet_type, source, max_jets)[0], ImageGrid.from_dict(grid))
-
-
-def mean_image(pf: np.ndarray, grid: ImageGrid, chunk: int = 5_000) -> np.ndarray:
-    """Average image ``[S, S]`` of point clouds ``[N, P, 4]``, pixelised in chunks (bounded memory)."""
-    from jetviz.images import to_images
-
-    total = np.zeros((grid.size, grid.size), np.float64)
-    for i in range(0, len(pf), chunk):
-        total += to_images(pf[i:i + chunk], grid).sum(0)
-    return (total / max(len(pf), 1)).astype(np.float32)
-
-
-def has_real(jet_type: str, source: str) -> bool:
-    return (Path(source) / f"{jet_type}.hdf5").is_file()
 
 
 def require_real(jet_type: str) -> tuple[str, str] | None:
@@ -375,235 +291,27 @@ def generated(s: Settings, button_key: str) -> Sample | None:
     return out
 
 
-# ---------------------------------------------------------------------------------------- downloads
-def csv_bytes(images: np.ndarray, grid: ImageGrid, meta: dict) -> bytes:
-    """The CSV download (one row per non-empty pixel): :func:`jetviz.export.samples_csv`."""
-    from jetviz.export import samples_csv
-
-    return samples_csv(images, grid, meta)
-
-
-def hdf5_bytes(images: np.ndarray, grid: ImageGrid, meta: dict) -> bytes:
-    """The JetNet-format HDF5 download: :func:`jetviz.export.write_samples` to a temporary file, read back."""
-    from jetviz.export import write_samples
-
-    with tempfile.TemporaryDirectory(prefix="jetviz-dl-") as tmp:
-        path = write_samples(Path(tmp) / "jets.hdf5", images, grid, meta)
-        return path.read_bytes()
-
-
-def file_stem(meta: dict) -> str:
-    return f"jetviz_{meta['model']}_{meta['jet_type']}_{meta['steps']}step_{meta['n_requested']}jets_seed{meta['seed']}"
-
-
 # ------------------------------------------------------------------------------------------- metrics
-def _api(name: str):
-    """A function from jetviz.metrics or jetviz.stats (being written in parallel), or raise ``LookupError``
-    saying what is missing."""
-    for mod in ("jetviz.metrics", "jetviz.stats"):
-        try:
-            m = __import__(mod, fromlist=[name])
-        except Exception:  # noqa: BLE001 - an unfinished module must not take the page down
-            continue
-        if hasattr(m, name):
-            return getattr(m, name)
-    raise LookupError(f"jetviz.metrics has no {name}() yet")
-
-
-def _val(r) -> float:
-    return float(getattr(r, "value", r))
-
-
-def _pair(fn: Callable, gen, real, n: int, seed: int, resamples: int) -> tuple[float, float, float, float]:
-    """(value, spread) of ``fn`` gen vs real and of the real-vs-real floor, both at ``n`` jets per sample."""
-    vs, floor = _api("metric_vs_real"), _api("metric_floor")
-    a = vs(fn, gen, real, n, n_resamples=resamples, seed=seed)
-    b = floor(fn, real, None, n, n_resamples=resamples, seed=seed + 1)
-    return a.value, a.err, b.value, b.err
-
-
-def _row(metric: str, fn: Callable[[], tuple], better: str, ratio: bool = True) -> dict:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            v, ve, f, fe = fn()
-        return {"metric": metric, "generated vs real": v, "± (gen)": ve, "real vs real (floor)": f,
-                "± (floor)": fe, "ratio to floor": (v / f if ratio and f and f > 0 else None), "note": better}
-    except (LookupError, ValueError, ImportError, OSError) as e:
-        return {"metric": metric, "generated vs real": None, "± (gen)": None, "real vs real (floor)": None,
-                "± (floor)": None, "ratio to floor": None, "note": f"not available: {e}"}
-
-
-def eval_size(n_gen: int, n_real: int) -> int:
-    """Jets per sample behind each metric: the generated size, capped at :data:`METRIC_MAX_JETS` and so that
-    the floor has two disjoint real samples of that size."""
-    return max(2, min(n_gen, n_real // 2, METRIC_MAX_JETS))
-
-
 @st.cache_data(max_entries=32, show_spinner="Computing metrics …")
 def quick_metrics(gen_images: np.ndarray, real_images: np.ndarray, grid: dict, clf_path: str | None,
                   clf_stamp: float, seed: int, resamples: int = METRIC_RESAMPLES) -> list[dict]:
-    """Metrics that take about a second at 1,000 jets: FID (if the classifier exists), pixel WD, W1M, DI, KS."""
-    from jetviz.physics import image_mass_rel
-
-    g = ImageGrid.from_dict(grid)
-    n = eval_size(len(gen_images), len(real_images))
-    m_gen, m_real = image_mass_rel(gen_images, g), image_mass_rel(real_images, g)
-    rows = []
-
-    def fid():
-        if clf_path is None:
-            raise LookupError(f"no classifier checkpoint in {checkpoint_root()} (train one with "
-                              "`python -m jetviz train-classifier --out checkpoints/classifier`)")
-        from jetviz.classifier import embed
-
-        clf = load_classifier(clf_path, clf_stamp)
-        fd = functools.partial(_api("fid_from_features"), n_boot=0)
-        return _pair(fd, embed(clf, gen_images), embed(clf, real_images), n, seed, resamples)
-
-    rows.append(_row("FID (classifier features)", fid, "lower is better"))
-    rows.append(_row("pixel WD", lambda: _pair(functools.partial(_api("pixel_wd"), n_boot=0), gen_images,
-                                              real_images, n, seed, resamples), "lower is better"))
-    rows.append(_row("W1M (m/p_T)", lambda: _pair(functools.partial(_api("w1m"), n_boot=0), m_gen, m_real, n,
-                                                 seed, resamples), "lower is better"))
-
-    def di():
-        d = _api("diversity_index")
-
-        def ratio(a, b):
-            return _val(d(a, n_boot=0)) / _val(d(b, n_boot=0))
-
-        return _pair(ratio, gen_images, real_images, n, seed, resamples)
-
-    rows.append(_row("DI ratio (DI gen / DI real)", di, "closer to 1 is better", ratio=False))
-
-    def ks():
-        t = _api("ks_test")
-        return _pair(lambda a, b: t(a, b).pvalue, m_gen, m_real, n, seed, resamples)
-
-    rows.append(_row("KS p-value (m/p_T)", ks, "mean p over resamplings; ≈ 0.5 when indistinguishable",
-                     ratio=False))
-    for r in rows:
-        r["jets per sample"] = n
-    return rows
+    """:func:`jetviz.appcore.quick_metric_rows`, with the cached FID classifier (if there is one)."""
+    clf = None if clf_path is None else functools.partial(load_classifier, clf_path, clf_stamp)
+    return appcore.quick_metric_rows(gen_images, real_images, grid, clf, seed, resamples)
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing the full metrics (this takes a while) …")
 def full_metrics(gen_images: np.ndarray, real_images: np.ndarray, grid: dict, seed: int) -> list[dict]:
-    """Slow metrics: classifier AUC, pixel FD, FPD and KPD (jetnet EFPs); each with its floor."""
-    n = eval_size(len(gen_images), len(real_images))
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(real_images))
-    real_a, real_b = real_images[perm[:n]], real_images[perm[n:2 * n]]
-    gen = gen_images[:n]
-    rows = []
-
-    def auc():
-        f = _api("classifier_auc")
-        a, b = f(real_a, gen, seed=seed), f(real_a, real_b, seed=seed)
-        return a.value, a.err, b.value, b.err
-
-    rows.append(_row("classifier AUC", auc, "0.5 = indistinguishable", ratio=False))
-    rows.append(_row("pixel FD", lambda: _pair(functools.partial(_api("pixel_fd"), n_boot=0), gen, real_images,
-                                              n, seed, 3), "lower is better"))
-
-    feats: dict[str, np.ndarray] = {}
-
-    def efp(name: str, images: np.ndarray) -> np.ndarray:
-        if name not in feats:
-            from jetviz.images import to_point_clouds
-
-            feats[name] = _api("jet_efp_features")(to_point_clouds(images, ImageGrid.from_dict(grid)))
-        return feats[name]
-
-    def jetnet(fn_name: str):
-        def go():
-            f = _api(fn_name)
-            a, b = f(efp("a", real_a), efp("g", gen), seed=seed), f(efp("a", real_a), efp("b", real_b), seed=seed)
-            return a.value, a.err, b.value, b.err
-        return go
-
-    rows.append(_row("FPD (jetnet, EFPs)", jetnet("jetnet_fpd"), "lower is better; 0 within error = good"))
-    rows.append(_row("KPD (jetnet, EFPs)", jetnet("jetnet_kpd"), "lower is better; 0 within error = good"))
-    for r in rows:
-        r["jets per sample"] = n
-    return rows
+    """:func:`jetviz.appcore.full_metric_rows`: AUC, pixel FD, FPD and KPD, each with its floor."""
+    return appcore.full_metric_rows(gen_images, real_images, grid, seed)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def sweep_metrics(gen_images: np.ndarray, real_images: np.ndarray, grid: dict, seed: int,
                   resamples: int = METRIC_RESAMPLES) -> dict:
-    """W1M and pixel WD of one sweep point, gen vs real, with the floor at the same size."""
-    from jetviz.physics import image_mass_rel
+    """:func:`jetviz.appcore.sweep_point`: W1M and pixel WD of one sweep point with their floors."""
+    return appcore.sweep_point(gen_images, real_images, grid, seed, resamples)
 
-    g = ImageGrid.from_dict(grid)
-    n = eval_size(len(gen_images), len(real_images))
-    out = {"n": n}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        w = _pair(functools.partial(_api("w1m"), n_boot=0), image_mass_rel(gen_images, g),
-                  image_mass_rel(real_images, g), n, seed, resamples)
-        p = _pair(functools.partial(_api("pixel_wd"), n_boot=0), gen_images, real_images, n, seed, resamples)
-    out.update(w1m=w[0], w1m_err=w[1], w1m_floor=w[2], w1m_floor_err=w[3],
-               pixel_wd=p[0], pixel_wd_err=p[1], pixel_wd_floor=p[2], pixel_wd_floor_err=p[3])
-    return out
-
-
-# ---------------------------------------------------------------------------------------- provenance
-def pythia_rate(jet_type: str) -> tuple[float, str]:
-    """Pythia jets/s on one core from the bundled sample's sidecar JSON (this class, else the mean of all),
-    or the documented constant :data:`PYTHIA_FALLBACK_RATE` labelled as such."""
-    def per_core(p: Path) -> float | None:
-        try:
-            info = json.loads(p.read_text())
-            rate = float(info.get("jets_per_s") or info["jets"] / info["seconds"])
-            return rate / max(int(info.get("workers", 1)), 1)
-        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
-            return None
-
-    own = per_core(bundled_dir() / f"{jet_type}.json")
-    if own:
-        return own, f"Pythia 8 + FastJet, {jet_type}: {own:.0f} jets/s per core (bundled sample's run)"
-    rates = [r for p in sorted(bundled_dir().glob("*.json")) if (r := per_core(p))]
-    if rates:
-        r = float(np.mean(rates))
-        return r, f"Pythia 8 + FastJet: {r:.0f} jets/s per core (mean of the bundled sample's runs)"
-    return PYTHIA_FALLBACK_RATE, (f"Pythia 8 + FastJet ≈ {PYTHIA_FALLBACK_RATE:.0f} jets/s per core "
-                                  "(documented constant; no sidecar JSON found)")
-
-
-def file_provenance(path: Path) -> dict:
-    """HDF5 attributes and sidecar JSON of a data file (JSON-safe, long lists shortened)."""
-    import h5py
-
-    info: dict = {"file": str(path)}
-    try:
-        with h5py.File(path, "r") as f:
-            info["jets"] = int(f["particle_features"].shape[0]) if "particle_features" in f else None
-            for k, v in f.attrs.items():
-                v = v.tolist() if isinstance(v, np.ndarray) else v
-                info[k] = v if not isinstance(v, list) or len(v) < 12 else f"[{len(v)} values]"
-    except OSError as e:
-        info["error"] = f"unreadable ({e})"
-    side = path.with_suffix(".json")
-    if side.is_file():
-        try:
-            s = json.loads(side.read_text())
-            info["sidecar"] = {k: s[k] for k in ("jets", "events", "seconds", "jets_per_s", "workers", "seed",
-                                                 "versions", "citation") if k in s}
-        except (OSError, ValueError) as e:
-            info["sidecar"] = f"unreadable ({e})"
-    return info
-
-
-def real_grid(s: Settings) -> ImageGrid:
-    """The image grid of the selected generator (its card), else the default grid."""
-    if s.model is not None and not s.model.error:
-        try:
-            return ImageGrid.from_dict(json.loads(Path(s.model.path, "card.json").read_text())["grid"])
-        except (OSError, ValueError, KeyError):
-            pass
-    return DEFAULT_GRID
 
 
 def clear_caches() -> None:
@@ -623,38 +331,6 @@ def model_card(path: str, stamp: float) -> dict:
         return {"error": str(e)}
     card["checksums_verified"] = len(card.get("files") or {})
     return card
-
-
-def duration(seconds: float) -> str:
-    """``42 s``, ``12.5 min`` or ``3.2 h``."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
-def card_markdown(card: dict) -> str:
-    """A short human summary of a checkpoint card."""
-    tr = card.get("training") or {}
-    data = card.get("data") or {}
-    unet = card.get("unet") or {}
-    wall = tr.get("wall_time_s")
-    lines = [
-        f"- **kind**: {card.get('kind')}" + (f" — {SHIPPED[card['name']]}" if card.get("name") in SHIPPED else ""),
-        f"- **data**: {data.get('source', '?')} (split {data.get('split', '?')}, classes "
-        f"{', '.join(data.get('classes') or []) or 'all'})",
-        f"- **training steps**: {tr.get('steps', tr.get('epochs', '?'))}"
-        + (f", wall time {duration(wall)}" if isinstance(wall, int | float) else ""),
-        f"- **hardware**: {card.get('hardware', '?')}",
-        f"- **seed**: {card.get('seed', '?')} · created {card.get('created', '?')}",
-    ]
-    if unet:
-        lines.append(f"- **network**: UNet {unet.get('block_out_channels')} × {unet.get('layers_per_block')} "
-                     f"layer(s){' + attention' if unet.get('attention') else ''}")
-    if "val_accuracy" in tr:
-        lines.append(f"- **validation accuracy**: {tr['val_accuracy']:.3f}")
-    lines.append(f"- **checksums verified**: :material/verified: {card.get('checksums_verified', 0)} file(s) match "
-                 "the card")
-    return "\n".join(lines)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -681,3 +357,15 @@ def loss_curve(path: str, stamp: float) -> tuple[np.ndarray, np.ndarray] | None:
         except (OSError, ValueError):
             continue
     return None
+
+
+__all__ = [  # the pages' API, with the streamlit-free names of jetviz.appcore
+    "AUTO_BUDGET", "DEFAULT_JETS", "ENV_CHECKPOINTS", "ENV_DATA", "MAX_JETS", "MAX_STEPS", "METRIC_MAX_JETS",
+    "METRIC_RESAMPLES", "PYTHIA_FALLBACK_RATE", "REAL_POOL", "SHIPPED", "ModelChoice", "Sample", "Settings",
+    "bundled_dir", "card_markdown", "checkpoint_root", "classifier_choice", "clear_caches", "csv_bytes",
+    "data_root", "discover", "duration", "eval_size", "explain_no_data", "explain_no_generators",
+    "file_provenance", "file_stem", "full_metrics", "generated", "generator_lock", "generators", "has_real",
+    "hdf5_bytes", "load_classifier", "load_generator", "loss_curve", "mean_image", "model_card", "pythia_rate",
+    "quick_metrics", "real_grid", "real_images", "real_jets", "real_source", "require_real", "run_page",
+    "sample", "sample_chunk", "sample_with_progress", "settings", "sidebar", "sweep_metrics",
+]

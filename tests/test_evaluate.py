@@ -15,17 +15,10 @@ from jetviz import classifier, cli
 from jetviz.bench import BENCH_COLUMNS
 from jetviz.config import CLASSES, DEFAULT_GRID
 from jetviz.data import load_jets
-from jetviz.evaluate import (
-    CSV_COLUMNS,
-    EvalConfig,
-    combine,
-    floor_stats,
-    load_pools,
-    ratio_and_excess,
-    run_evaluation,
-)
+from jetviz.evaluate import EvalConfig, load_pools, run_evaluation
 from jetviz.images import to_images
 from jetviz.report import fmt
+from jetviz.scoring import CSV_COLUMNS, combine, floor_stats, ratio_and_excess
 from jetviz.training import TrainConfig, train
 
 REQUIRED = ["model", "steps", "class", "metric", "value", "err", "floor", "floor_err", "ratio"]
