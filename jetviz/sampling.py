@@ -144,8 +144,9 @@ def load_generator(path: str | os.PathLike, sampler: str | None = None) -> Gener
     if card["kind"] == "ve-sde":
         model = EDMDenoiser(net, pre["sigma_data"])
         scheduler = VESDEScheduler.from_pretrained(sched_dir)
-        if sampler:
-            scheduler = VESDEScheduler.from_config(scheduler.config, sampler=sampler)
+        if sampler:  # PC keeps Song's geometric grid; the ODE uses EDM's
+            grid = "karras" if sampler == "ode" else "geometric"
+            scheduler = VESDEScheduler.from_config(scheduler.config, sampler=sampler, grid=grid)
     else:
         model = ConsistencyFunction(net, pre["sigma_data"], pre["sigma_min"])
         scheduler = ConsistencyScheduler.from_pretrained(sched_dir)

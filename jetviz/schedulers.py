@@ -116,6 +116,8 @@ class VESDEScheduler(SchedulerMixin, ConfigMixin, _SigmaSchedule):
         n_corrector: Langevin corrector steps per noise level for ``sampler="pc"``.
         sampler: ``"pc"`` predictor-corrector (stochastic) or ``"ode"`` probability-flow ODE with Heun.
         predictor: ``"ancestral"`` (default) or ``"reverse-diffusion"`` update of the pc sampler (see ``step``).
+        grid: ``"geometric"`` (Song et al.'s VE grid, below) or ``"karras"`` (EDM's ρ = 7 grid, which spends the
+            steps at low σ and suits the ODE sampler; with 1–3 ODE steps both grids are far too coarse).
 
     Grid: N geometric levels ``σ_i = σ_max (σ_min/σ_max)^{i/(N−1)}`` (N = 1: just σ_max), then 0.
 
@@ -136,8 +138,11 @@ class VESDEScheduler(SchedulerMixin, ConfigMixin, _SigmaSchedule):
 
     @register_to_config
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0, snr: float = 0.16,
-                 n_corrector: int = 1, sampler: str = "pc", predictor: str = "ancestral") -> None:
+                 n_corrector: int = 1, sampler: str = "pc", predictor: str = "ancestral",
+                 grid: str = "geometric") -> None:
         _check_range(sigma_min, sigma_max)
+        if grid not in ("geometric", "karras"):
+            raise ValueError(f"grid must be 'geometric' or 'karras', got {grid!r}")
         if predictor not in ("ancestral", "reverse-diffusion"):
             raise ValueError(f"predictor must be 'ancestral' or 'reverse-diffusion', got {predictor!r}")
         if snr <= 0:
@@ -156,11 +161,15 @@ class VESDEScheduler(SchedulerMixin, ConfigMixin, _SigmaSchedule):
         return float(self.config.sigma_max)
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
-        """Set the geometric grid of ``num_inference_steps`` ≥ 1 levels; ``sigmas`` ends with 0."""
+        """Set the grid (geometric, or Karras with ρ = 7 if ``grid="karras"``) of ``num_inference_steps`` ≥ 1
+        levels from σ_max to σ_min; ``sigmas`` ends with 0."""
         _check_steps(num_inference_steps)
         n, lo, hi = num_inference_steps, self.config.sigma_min, self.config.sigma_max
-        ramp = torch.linspace(0, 1, n, dtype=torch.float64) if n > 1 else torch.zeros(1, dtype=torch.float64)
-        levels = hi * (lo / hi) ** ramp
+        if self.config.grid == "karras" and n > 1:
+            levels = karras_sigmas(n, lo, hi, 7.0, dtype=torch.float64).flip(0)
+        else:
+            ramp = torch.linspace(0, 1, n, dtype=torch.float64) if n > 1 else torch.zeros(1, dtype=torch.float64)
+            levels = hi * (lo / hi) ** ramp
         levels[0] = hi
         if n > 1:
             levels[-1] = lo

@@ -143,9 +143,9 @@ def build_model(cfg: TrainConfig):
 
 def build_scheduler(cfg: TrainConfig):
     if cfg.kind == "ve-sde":
-        # the deterministic Heun ODE is the shipped default: at 10-20 steps it beat predictor-corrector on
-        # early checkpoints (README); `--sampler pc` / load_generator(..., sampler="pc") selects PC
-        return VESDEScheduler(sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, sampler="ode")
+        # the deterministic Heun ODE on EDM's grid is the shipped default: at 10-20 steps it beat
+        # predictor-corrector on early checkpoints (README); load_generator(..., sampler="pc") selects PC
+        return VESDEScheduler(sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, sampler="ode", grid="karras")
     return ConsistencyScheduler(sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, rho=cfg.rho,
                                 sigma_data=cfg.sigma_data)
 
@@ -204,25 +204,28 @@ def _load_optim(opt: torch.optim.Optimizer, tensors: dict) -> None:
     opt.load_state_dict(sd)
 
 
-def save_state(run: Path, cfg: TrainConfig, step: int, model, ema, opt, wall: float) -> None:
+def save_state(run: Path, cfg: TrainConfig, step: int, model, ema, opt, wall: float,
+               commands: list[str] | None = None) -> None:
     """Atomically write everything needed to resume after ``step`` completed steps."""
     st = run / "state"
     st.mkdir(parents=True, exist_ok=True)
     _atomic_save_tensors(model.state_dict(), st / "model.safetensors")
     _atomic_save_tensors(ema.state_dict(), st / "ema.safetensors")
     _atomic_save_tensors(_optim_tensors(opt), st / "optim.safetensors")
-    checkpoints.write_json_atomic(st / "state.json", {"step": step, "wall_time_s": wall, "config": cfg.to_dict()})
+    checkpoints.write_json_atomic(st / "state.json", {"step": step, "wall_time_s": wall, "config": cfg.to_dict(),
+                                                      "commands": commands or []})
 
 
 def export(run: Path, cfg: TrainConfig, ema, step: int, wall: float, out: Path | None = None,
-           command: str | None = None, extra: dict | None = None) -> Path:
+           commands: list[str] | None = None, extra: dict | None = None) -> Path:
     """Write a loadable checkpoint (EMA weights, scheduler, card) to ``out`` (default ``run/export``)."""
     out = Path(out) if out else run / "export"
     card = {
         "kind": cfg.kind,
         "name": out.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": command or " ".join(["python -m jetviz", *sys.argv[1:]]),
+        "command": (commands or [current_command()])[0],
+        "resumed_with": (commands or [])[1:],
         "training": {"steps": step, "wall_time_s": round(wall, 1), "config": cfg.to_dict()},
         "data": {"source": cfg.data or "bundled", "split": cfg.split, "classes": list(cfg.classes),
                  "max_jets_per_class": cfg.max_jets},
@@ -237,6 +240,10 @@ def export(run: Path, cfg: TrainConfig, ema, step: int, wall: float, out: Path |
     }
     return checkpoints.save_generator(out, ema.net.unet, build_scheduler(cfg), card,
                                       extra_files={"loss.csv": run / "loss.csv"})
+
+
+def current_command() -> str:
+    return " ".join(["python -m jetviz", *sys.argv[1:]])
 
 
 def hardware_string() -> str:
@@ -262,8 +269,13 @@ def train(cfg: TrainConfig, run: str | os.PathLike, resume: bool = False, progre
         saved = json.loads(state_json.read_text())
         cfg = TrainConfig(**{**saved["config"], "steps": cfg.steps})  # the run's own settings; steps may grow
         start, wall0 = int(saved["step"]), float(saved["wall_time_s"])
+        commands = list(saved.get("commands") or [])
     elif run.exists() and (run / "state").exists() and not resume:
         raise ValueError(f"{run} already holds a training run; pass --resume to continue it or choose a new --run")
+    if start == 0:
+        commands = []
+    if stop_after != 0:
+        commands.append(current_command())
     run.mkdir(parents=True, exist_ok=True)
     acc = Accelerator(cpu=not torch.cuda.is_available())
     torch.manual_seed(cfg.seed)  # parameter initialisation only; everything else uses step generators
@@ -330,15 +342,17 @@ def train(cfg: TrainConfig, run: str | os.PathLike, resume: bool = False, progre
             if acc.is_main_process and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
                 logf.flush()
                 wall = wall0 + time.time() - t0
-                save_state(run, cfg, done, acc.unwrap_model(model), ema, opt, wall)
-                export(run, cfg, ema, done, wall, out=export_to)
+                save_state(run, cfg, done, acc.unwrap_model(model), ema, opt, wall, commands)
+                export(run, cfg, ema, done, wall, out=export_to, commands=commands)
         step = end
     finally:
         logf.close()
     wall = wall0 + time.time() - t0
+    if acc.is_main_process and stop_after == 0 and start > 0:  # --export-only: re-export the saved state
+        export(run, cfg, ema, start, wall0, out=export_to, commands=commands)
     if acc.is_main_process and step > start and step % cfg.checkpoint_every and step != cfg.steps:
-        save_state(run, cfg, step, acc.unwrap_model(model), ema, opt, wall)
-        export(run, cfg, ema, step, wall, out=export_to)
+        save_state(run, cfg, step, acc.unwrap_model(model), ema, opt, wall, commands)
+        export(run, cfg, ema, step, wall, out=export_to, commands=commands)
     return {"step": step, "loss": last_loss, "wall_time_s": wall, "run": str(run)}
 
 
@@ -378,6 +392,8 @@ def register(sub) -> None:
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--export", default=None,
                    help="write the loadable checkpoint here at every checkpoint (default RUN/export), e.g. checkpoints/cm-ct")
+    p.add_argument("--export-only", action="store_true",
+                   help="with --resume: write the checkpoint of the saved state and stop (no training)")
     p.set_defaults(func=_cmd_train)
 
 
@@ -404,7 +420,10 @@ def _cmd_train(args) -> int:
         bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
         bar.refresh()
 
-    summary = train(cfg, args.run, resume=args.resume, progress=progress, export_to=args.export)
+    if args.export_only and not args.resume:
+        raise ValueError("--export-only needs --resume (it re-exports a saved run)")
+    summary = train(cfg, args.run, resume=args.resume, progress=progress, export_to=args.export,
+                    stop_after=0 if args.export_only else None)
     bar.close()
     print(json.dumps(summary))
     return 0

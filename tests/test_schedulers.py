@@ -238,3 +238,17 @@ def test_ancestral_predictor_lands_on_the_next_noise_level_with_an_oracle():
         assert float(out.std()) == pytest.approx(target, rel=0.02)
     with pytest.raises(ValueError, match="predictor"):
         VESDEScheduler(predictor="euler")
+
+
+def test_karras_grid_option_for_the_ve_scheduler(tmp_path):
+    from jetviz.schedulers import VESDEScheduler, karras_sigmas
+
+    s = VESDEScheduler(grid="karras", sampler="ode")
+    s.set_timesteps(5)
+    expect = karras_sigmas(5, 0.002, 80.0, 7.0).flip(0)
+    torch.testing.assert_close(s.timesteps, expect)
+    assert float(s.sigmas[-1]) == 0.0
+    s.save_pretrained(tmp_path)
+    assert VESDEScheduler.from_pretrained(tmp_path).config.grid == "karras"
+    with pytest.raises(ValueError, match="grid"):
+        VESDEScheduler(grid="linear")
