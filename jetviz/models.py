@@ -240,7 +240,23 @@ def _sigma_vector(sigma: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
     return sigma.expand(b)
 
 
-class EDMDenoiser(nn.Module):
+class _Preconditioned(nn.Module):
+    """``c_skip(σ) x + c_out(σ) F(c_in(σ) x, c_noise(σ))``; subclasses define :meth:`coefficients`."""
+
+    net: JetUNet
+
+    def coefficients(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, class_labels: torch.Tensor) -> torch.Tensor:
+        """Noisy ``x`` (B, 1, S, S), σ scalar or (B,), ``class_labels`` (B,) → clean estimate x̂₀ (B, 1, S, S)."""
+        sigma = _sigma_vector(sigma, x)  # (B,)
+        c_skip, c_out, c_in = (c.reshape(-1, 1, 1, 1) for c in self.coefficients(sigma))
+        F = self.net(c_in * x, c_noise(sigma), class_labels)  # (B, 1, S, S)
+        return c_skip * x + c_out * F
+
+
+class EDMDenoiser(_Preconditioned):
     """EDM-preconditioned denoiser ``D(x; σ) = c_skip x + c_out F(c_in x, c_noise)`` (Karras et al. 2022, Eq. 7
     and Table 1), the network of jetviz's VE-SDE score model; ``c_noise`` as in the module docstring.
     """
@@ -260,20 +276,13 @@ class EDMDenoiser(nn.Module):
         c_in = 1 / (sigma**2 + sd2).sqrt()
         return c_skip, c_out, c_in
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, class_labels: torch.Tensor) -> torch.Tensor:
-        """Noisy ``x`` (B, 1, S, S), σ scalar or (B,), ``class_labels`` (B,) → denoised x̂₀ (B, 1, S, S)."""
-        sigma = _sigma_vector(sigma, x)  # (B,)
-        c_skip, c_out, c_in = (c.reshape(-1, 1, 1, 1) for c in self.coefficients(sigma))
-        F = self.net(c_in * x, c_noise(sigma), class_labels)  # (B, 1, S, S)
-        return c_skip * x + c_out * F
-
     def score(self, x: torch.Tensor, sigma: torch.Tensor | float, class_labels: torch.Tensor) -> torch.Tensor:
         """Score ∇ₓ log p(x; σ) ≈ (D(x; σ) − x) / σ² (EDM Eq. 3), shape (B, 1, S, S)."""
         s = _sigma_vector(sigma, x).reshape(-1, 1, 1, 1)
         return (self(x, sigma, class_labels) - x) / s**2
 
 
-class ConsistencyFunction(nn.Module):
+class ConsistencyFunction(_Preconditioned):
     """Consistency function ``f_θ(x, σ) = c_skip(σ) x + c_out(σ) F(c_in x, c_noise)`` (Song et al. 2023,
     Eq. 5 and Appendix C) with c_skip = σd²/((σ−σ_min)² + σd²), c_out = σd(σ−σ_min)/√(σd² + σ²),
     c_in = 1/√(σ² + σd²); at σ = σ_min, c_skip = 1 and c_out = 0, so ``f(x, σ_min) = x`` exactly.
@@ -295,12 +304,6 @@ class ConsistencyFunction(nn.Module):
         c_in = 1 / (sigma**2 + sd2).sqrt()
         return c_skip, c_out, c_in
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, class_labels: torch.Tensor) -> torch.Tensor:
-        """Noisy ``x`` (B, 1, S, S), σ ≥ σ_min scalar or (B,), ``class_labels`` (B,) → x̂₀ (B, 1, S, S)."""
-        sigma = _sigma_vector(sigma, x)  # (B,)
-        c_skip, c_out, c_in = (c.reshape(-1, 1, 1, 1) for c in self.coefficients(sigma))
-        F = self.net(c_in * x, c_noise(sigma), class_labels)  # (B, 1, S, S)
-        return c_skip * x + c_out * F
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:

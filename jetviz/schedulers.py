@@ -101,6 +101,11 @@ class _SigmaSchedule:
             raise ValueError(f"sigma={sigma} is not one of the scheduler's timesteps; pass the step index")
         return i
 
+    @property
+    def init_noise_sigma(self) -> float:
+        """Standard deviation of the initial sample x ~ N(0, σ_max² I)."""
+        return float(self.config.sigma_max)
+
     def scale_model_input(self, sample: torch.Tensor, timestep: float | torch.Tensor | None = None) -> torch.Tensor:
         """Identity: the preconditioning (c_in) lives in the jetviz.models wrappers."""
         return sample
@@ -154,11 +159,6 @@ class VESDEScheduler(SchedulerMixin, ConfigMixin, _SigmaSchedule):
         self.num_inference_steps: int | None = None
         self.timesteps = None
         self.sigmas = None
-
-    @property
-    def init_noise_sigma(self) -> float:
-        """Standard deviation of the initial sample x ~ N(0, σ_max² I)."""
-        return float(self.config.sigma_max)
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
         """Set the grid (geometric, or Karras with ρ = 7 if ``grid="karras"``) of ``num_inference_steps`` ≥ 1
@@ -294,11 +294,6 @@ class ConsistencyScheduler(SchedulerMixin, ConfigMixin, _SigmaSchedule):
         self.num_inference_steps: int | None = None
         self.timesteps = None
         self.sigmas = None
-
-    @property
-    def init_noise_sigma(self) -> float:
-        """Standard deviation of the initial sample x ~ N(0, σ_max² I)."""
-        return float(self.config.sigma_max)
 
     def karras_sigmas(self, n: int) -> torch.Tensor:
         """:func:`karras_sigmas` with this scheduler's σ_min, σ_max, ρ (ascending, shape (n,))."""
