@@ -90,7 +90,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, epochs: int = 5, ba
             sched.step()
             k += 1
             if progress:
-                progress(k, steps, float(loss))
+                progress(k, steps, float(loss.detach()))
     model.eval()
     with torch.no_grad():
         pred = torch.cat([model(x[val[i:i + 1000]]).argmax(1) for i in range(0, len(val), 1000)]) if n_val else None

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
+    args.command_line = " ".join(["python -m jetviz", *argv])  # recorded in model cards
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -40,7 +40,7 @@ def command_line(args=None) -> str:
         return "python -m jetviz " + shlex.join(sys.argv[1:])
     parts = ["python -m jetviz", args.command]
     for key, v in vars(args).items():
-        if key in ("func", "command") or v is None or v is False:
+        if key in ("func", "command", "command_line") or v is None or v is False:
             continue
         flag = "--" + key.replace("_", "-")
         parts += [flag] if v is True else [flag, shlex.quote(str(v))]

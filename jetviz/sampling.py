@@ -155,7 +155,7 @@ def load_generator(path: str | os.PathLike, sampler: str | None = None) -> Gener
                      scaling=PixelScaling.from_dict(card["scaling"]))
 
 
-from jetviz.export import merge_samples, write_samples  # noqa: E402  (file writers; after Generator)
+from jetviz.export import FORMATS, merge_samples, write_samples  # noqa: E402  (file writers; after Generator)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -194,6 +194,9 @@ def _cmd_sample(args) -> int:
 
     torch.set_flush_denormal(True)
     shard = parse_shard(args.shard)
+    _check_request(args.n, args.steps)  # before loading and sampling: bad input costs nothing
+    if Path(args.out).suffix not in FORMATS:
+        raise ValueError(f"--out must end in one of {FORMATS}, got {args.out!r}")
     gen = load_generator(checkpoints.resolve(args.checkpoint or DEFAULT_CHECKPOINT), sampler=args.sampler)
     bar = tqdm(total=args.n, desc=f"sample {args.jet_type}", file=sys.stderr, dynamic_ncols=True)
 

@@ -253,7 +253,8 @@ def hardware_string() -> str:
 
 
 def train(cfg: TrainConfig, run: str | os.PathLike, resume: bool = False, progress=None,
-          export_to: str | os.PathLike | None = None, stop_after: int | None = None) -> dict:
+          export_to: str | os.PathLike | None = None, stop_after: int | None = None,
+          command: str | None = None) -> dict:
     """Train (or resume) into the run folder ``run``; returns a summary dict.
 
     The EMA weights are exported as a loadable checkpoint to ``export_to`` (default ``run/export``) at every
@@ -275,7 +276,7 @@ def train(cfg: TrainConfig, run: str | os.PathLike, resume: bool = False, progre
     if start == 0:
         commands = []
     if stop_after != 0:
-        commands.append(current_command())
+        commands.append(command or current_command())
     run.mkdir(parents=True, exist_ok=True)
     acc = Accelerator(cpu=not torch.cuda.is_available())
     torch.manual_seed(cfg.seed)  # parameter initialisation only; everything else uses step generators
@@ -412,6 +413,10 @@ def _cmd_train(args) -> int:
         ema_decay=args.ema_decay, augment=not args.no_augment, teacher=args.teacher, cd_scales=args.cd_scales,
         checkpoint_every=args.checkpoint_every,
     )
+    if args.export_only and not args.resume:
+        raise ValueError("--export-only needs --resume (it re-exports a saved run)")
+    if not args.resume and (Path(args.run) / "state").exists():
+        raise ValueError(f"{args.run} already holds a training run; pass --resume to continue it or choose a new --run")
     torch.set_flush_denormal(True)
     bar = tqdm(total=cfg.steps, desc=f"train {cfg.kind}", file=sys.stderr, dynamic_ncols=True)
 
@@ -420,10 +425,8 @@ def _cmd_train(args) -> int:
         bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
         bar.refresh()
 
-    if args.export_only and not args.resume:
-        raise ValueError("--export-only needs --resume (it re-exports a saved run)")
     summary = train(cfg, args.run, resume=args.resume, progress=progress, export_to=args.export,
-                    stop_after=0 if args.export_only else None)
+                    stop_after=0 if args.export_only else None, command=getattr(args, "command_line", None))
     bar.close()
     print(json.dumps(summary))
     return 0
