@@ -410,6 +410,9 @@ def _cmd_evaluate(args) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)  # numpy's BLAS too (Fréchet distances, eigh)
     cfg = config_from_args(args)
     ev = run_evaluation(cfg, args.out, command=report.command_line(args))
     if ev.warnings:
