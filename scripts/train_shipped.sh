@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Long training runs behind the shipped checkpoints; safe to re-run: each run resumes from its last checkpoint.
 #   scripts/train_shipped.sh ve|ct|cd     (one run per call; start them in the background with nohup)
-# Run state lives in $JETVIZ_RUNS (default /work/runs, outside the work tree so a fresh checkout keeps it);
-# the EMA weights are exported to checkpoints/<name>/ at every checkpoint.
+# Run state (model, EMA, AdamW as safetensors, state.json, loss.csv) lives in $JETVIZ_RUNS, by default
+# checkpoints/runs/<name>, which is committed (≈ 4 MB a run) so a later session on a fresh clone resumes
+# bit-for-bit; the EMA weights are exported to checkpoints/<name>/ at every checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${JETVIZ_RUNS:-/work/runs}
+RUNS=${JETVIZ_RUNS:-checkpoints/runs}
 DATA=${JETVIZ_TRAIN_DATA:-work/train10k}
 STEPS=${STEPS:-20000}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -17,5 +18,9 @@ case "$1" in
   cd) name=cm-cd;  args=(--kind consistency-cd --teacher checkpoints/ve-sde --cd-scales 40) ;;
   *) echo "usage: $0 ve|ct|cd" >&2; exit 2 ;;
 esac
+# the training set (not committed): regenerate it, byte-identical, when a fresh clone lacks it
+if [ ! -f "$DATA/z.hdf5" ]; then
+  nice python -m jetviz simulate --jet-type all --n-jets 10000 --seed 2 --workers 2 --out "$DATA"
+fi
 resume=(); [ -f "$RUNS/$name/state/state.json" ] && resume=(--resume)
 exec nice python -m jetviz train "${args[@]}" "${common[@]}" --run "$RUNS/$name" --export checkpoints/$name "${resume[@]}"
