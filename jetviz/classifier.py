@@ -95,7 +95,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, epochs: int = 5, ba
     with torch.no_grad():
         pred = torch.cat([model(x[val[i:i + 1000]]).argmax(1) for i in range(0, len(val), 1000)]) if n_val else None
     acc = float((pred == y[val]).float().mean()) if n_val else float("nan")
-    return model, {"val_accuracy": acc, "epochs": epochs, "train_jets": len(tr), "val_jets": n_val}
+    return model, {"val_accuracy": acc, "epochs": epochs, "steps": k, "train_jets": len(tr), "val_jets": n_val}
 
 
 def save_classifier(model: JetClassifier, out: str | Path, card: dict) -> Path:
@@ -158,7 +158,8 @@ def _cmd(args) -> int:
     model, info = train_classifier(np.concatenate(ims), np.concatenate(ys), epochs=args.epochs, seed=args.seed,
                                    progress=progress)
     bar.close()
-    card = {"name": Path(args.out).name, "command": "python -m jetviz " + " ".join(sys.argv[1:]),
+    card = {"name": Path(args.out).name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": "python -m jetviz " + " ".join(sys.argv[1:]),
             "data": {"source": args.data or "bundled", "split": args.split, "max_jets_per_class": args.max_jets},
             "seed": args.seed, "training": {**info, "wall_time_s": round(time.time() - t0, 1)},
             "hardware": hardware_string(), "grid": DEFAULT_GRID.to_dict(), "classes": list(CLASSES),
