@@ -322,9 +322,24 @@ def sweep_point(gen_images: np.ndarray, real_images: np.ndarray, grid: dict, see
     return out
 
 # ---------------------------------------------------------------------------------------- provenance
+def bench_rate(path: Path, jet_type: str) -> float | None:
+    """Pythia jets/s of ``jet_type`` in a ``python -m jetviz bench`` CSV (one process on one core), or None."""
+    import csv
+
+    try:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("what") == "pythia" and row.get("jet_type") == jet_type:
+                    return float(row["jets_per_s"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return None
+
+
 def pythia_rate(jet_type: str) -> tuple[float, str]:
-    """Pythia jets/s on one core from the bundled sample's sidecar JSON (this class, else the mean of all),
-    or the documented constant :data:`PYTHIA_FALLBACK_RATE` labelled as such."""
+    """Pythia jets/s on one core: from the committed bench table (``reports/bench.csv`` beside the data
+    folder), else the bundled sample's sidecar JSON (this class, else the mean of all; those runs shared the
+    machine, so they are lower), else the documented constant :data:`PYTHIA_FALLBACK_RATE` labelled as such."""
     def per_core(p: Path) -> float | None:
         try:
             info = json.loads(p.read_text())
@@ -333,6 +348,9 @@ def pythia_rate(jet_type: str) -> tuple[float, str]:
         except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
             return None
 
+    bench = bench_rate(data_root().parent / "reports" / "bench.csv", jet_type)
+    if bench:
+        return bench, f"Pythia 8 + FastJet, {jet_type}: {bench:.0f} jets/s per core (python -m jetviz bench)"
     own = per_core(bundled_dir() / f"{jet_type}.json")
     if own:
         return own, f"Pythia 8 + FastJet, {jet_type}: {own:.0f} jets/s per core (bundled sample's run)"

@@ -250,3 +250,16 @@ def test_card_markdown_summarises_a_card():
             "seed": 0, "checksums_verified": 4, "unet": {"block_out_channels": [32, 64, 64], "layers_per_block": 1}}
     md = ui.card_markdown(card)
     assert "2000" in md and "90.0 min" in md and "4 file(s)" in md and "bundled" in md and "[32, 64, 64]" in md
+
+
+def test_pythia_rate_prefers_the_bench_table(tmp_path, monkeypatch):
+    from jetviz import ui
+
+    (tmp_path / "data" / "sample").mkdir(parents=True)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "bench.csv").write_text(
+        "what,model,jets_per_s,jet_type\npythia,pythia8+fastjet,111.5,g\nmodel,cm-ct,300,\n")
+    monkeypatch.setenv("JETVIZ_DATA", str(tmp_path / "data"))
+    rate, label = ui.pythia_rate("g")
+    assert rate == pytest.approx(111.5) and "bench" in label
+    assert ui.pythia_rate("t")[0] == ui.PYTHIA_FALLBACK_RATE  # no t row, no sidecar
