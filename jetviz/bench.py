@@ -208,10 +208,7 @@ def run_bench(checkpoint_names: Sequence[str], steps: Sequence[int] = (1, 2, 4),
                          f"{min_seconds}")
     gens = []
     for name in checkpoint_names:
-        path = checkpoints.resolve(name)
-        if not path.is_dir():
-            have = ", ".join(p.name for p in checkpoints.list_checkpoints()) or "none"
-            raise ValueError(f"unknown checkpoint {name!r}: no folder {path} (checkpoints found: {have})")
+        path = checkpoints.resolve_existing(name)
         gens.append(load_generator(path))
     rows = bench_pythia(classes, sim_jets, sim_seed, isolate_pythia, log) if sim_jets else []
     pythia_rate = rows[-1]["jets_per_s"] if rows else None  # the all-classes row (or the only class)

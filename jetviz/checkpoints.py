@@ -43,6 +43,15 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     return p
 
 
+def resolve_existing(name_or_path: str | os.PathLike) -> Path:
+    """:func:`resolve`, raising ``ValueError`` (with the checkpoints found) when the folder does not exist."""
+    path = resolve(name_or_path)
+    if not path.is_dir():
+        have = ", ".join(p.name for p in list_checkpoints()) or "none"
+        raise ValueError(f"unknown checkpoint {str(name_or_path)!r}: no folder {path} (checkpoints found: {have})")
+    return path
+
+
 def list_checkpoints(root: str | os.PathLike = CHECKPOINT_DIR) -> list[Path]:
     """Folders under ``root`` that hold a ``card.json``, sorted by name."""
     root = Path(root)

@@ -165,10 +165,7 @@ def load_models(cfg: EvalConfig) -> list[ModelEntry]:
         names = [str(p) for p in found]
     models = []
     for name in names:
-        path = checkpoints.resolve(name)
-        if not path.is_dir():
-            have = ", ".join(p.name for p in checkpoints.list_checkpoints()) or "none"
-            raise ValueError(f"unknown checkpoint {name!r}: no folder {path} (checkpoints found: {have})")
+        path = checkpoints.resolve_existing(name)
         gen = load_generator(path, sampler=cfg.sampler)
         if any(m.name == gen.name for m in models) or gen.name == PSEUDO_MODEL:
             raise ValueError(f"two models are called {gen.name!r}; give checkpoint folders distinct names")

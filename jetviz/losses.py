@@ -69,6 +69,23 @@ def lognormal_index(
     return torch.multinomial(probs / probs.sum(), n, replacement=True, generator=generator)
 
 
+def neighbour_levels(x0: torch.Tensor, generator: torch.Generator, num_scales: int, sigma_min: float,
+                     sigma_max: float, rho: float, p_mean: float, p_std: float):
+    """Neighbouring levels σ_i < σ_{i+1} (each (B,)) of the ascending Karras grid of ``num_scales`` points,
+    i drawn log-normally, and the shared noise z (B, 1, S, S)."""
+    sigmas = karras_sigmas(num_scales, sigma_min, sigma_max, rho)  # ascending σ_1 < … < σ_N
+    i = lognormal_index(x0.shape[0], sigmas, p_mean, p_std, generator)  # (B,)
+    return sigmas[i], sigmas[i + 1], torch.randn(x0.shape, generator=generator)
+
+
+def consistency_distance(f, x_hi, s_hi, x_lo, s_lo, labels) -> torch.Tensor:
+    """pseudo-Huber(f_θ(x_hi, σ_{i+1}), stop-grad f_θ(x_lo, σ_i)) / (σ_{i+1} − σ_i), per sample (B,)."""
+    pred = f(x_hi, s_hi, labels)
+    with torch.no_grad():
+        target = f(x_lo, s_lo, labels)
+    return pseudo_huber(pred, target, huber_c(x_hi)) / (s_hi - s_lo)
+
+
 def consistency_training_loss(
     f,
     x0: torch.Tensor,
@@ -84,14 +101,10 @@ def consistency_training_loss(
     """Improved consistency training (iCT, Song & Dhariwal 2023): pseudo-Huber distance between
     ``f_θ(x0 + σ_{i+1} z, σ_{i+1})`` and the stop-gradient target ``f_θ⁻(x0 + σ_i z, σ_i)`` (θ⁻ = θ, no EMA),
     weighted by λ(σ_i) = 1/(σ_{i+1} − σ_i); i drawn log-normally on the Karras grid of ``num_scales`` points."""
-    sigmas = karras_sigmas(num_scales, sigma_min, sigma_max, rho)  # ascending σ_1 < … < σ_N
-    i = lognormal_index(x0.shape[0], sigmas, p_mean, p_std, generator)  # (B,)
-    s_lo, s_hi = sigmas[i], sigmas[i + 1]  # (B,)
-    z = torch.randn(x0.shape, generator=generator)
-    pred = f(x0 + s_hi.reshape(-1, 1, 1, 1) * z, s_hi, labels)
-    with torch.no_grad():
-        target = f(x0 + s_lo.reshape(-1, 1, 1, 1) * z, s_lo, labels)
-    return pseudo_huber(pred, target, huber_c(x0)) / (s_hi - s_lo)
+    s_lo, s_hi, z = neighbour_levels(x0, generator, num_scales, sigma_min, sigma_max, rho, p_mean, p_std)
+    x_hi = x0 + s_hi.reshape(-1, 1, 1, 1) * z
+    x_lo = x0 + s_lo.reshape(-1, 1, 1, 1) * z
+    return consistency_distance(f, x_hi, s_hi, x_lo, s_lo, labels)
 
 
 @torch.no_grad()
@@ -119,13 +132,7 @@ def consistency_distillation_loss(
 ) -> torch.Tensor:
     """Consistency distillation (Song et al. 2023, Alg. 2) with the iCT choices: the teacher's Heun step
     σ_{i+1} → σ_i gives x̂_i; loss = pseudo-Huber(f_θ(x_{i+1}, σ_{i+1}), stop-grad f_θ(x̂_i, σ_i)) / (σ_{i+1} − σ_i)."""
-    sigmas = karras_sigmas(num_scales, sigma_min, sigma_max, rho)  # ascending
-    i = lognormal_index(x0.shape[0], sigmas, p_mean, p_std, generator)
-    s_lo, s_hi = sigmas[i], sigmas[i + 1]
-    z = torch.randn(x0.shape, generator=generator)
+    s_lo, s_hi, z = neighbour_levels(x0, generator, num_scales, sigma_min, sigma_max, rho, p_mean, p_std)
     x_hi = x0 + s_hi.reshape(-1, 1, 1, 1) * z
     x_lo = heun_step(teacher, x_hi, s_hi, s_lo, labels)
-    pred = f(x_hi, s_hi, labels)
-    with torch.no_grad():
-        target = f(x_lo, s_lo, labels)
-    return pseudo_huber(pred, target, huber_c(x0)) / (s_hi - s_lo)
+    return consistency_distance(f, x_hi, s_hi, x_lo, s_lo, labels)
