@@ -230,12 +230,16 @@ def c_noise(sigma: torch.Tensor) -> torch.Tensor:
 
 
 def _sigma_vector(sigma: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
-    """Broadcast a float, 0-dim or (B,) σ to a (B,) tensor of ``x``'s dtype; σ must be > 0."""
+    """Broadcast a float, 0-dim or (B,) σ to a (B,) tensor of ``x``'s dtype; σ must be > 0.
+
+    The σ > 0 check reads a tensor value, so it is skipped while ``torch.compile`` traces (it would break the
+    graph); eager calls, the app's and the CLI's included, always check.
+    """
     b = x.shape[0]
     sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
     if sigma.numel() not in (1, b):
         raise ValueError(f"sigma must be a scalar or have shape ({b},), got {sigma.numel()} values")
-    if not bool((sigma > 0).all()):
+    if not torch.compiler.is_compiling() and not bool((sigma > 0).all()):
         raise ValueError(f"sigma must be > 0, got min {float(sigma.min())}")
     return sigma.expand(b)
 
