@@ -4,8 +4,9 @@ Determinism: every step's randomness (which jets, which flips, σ and noise) is 
 alone, so a run resumed from its last checkpoint continues bit-for-bit like an uninterrupted one, and no RNG
 state has to be stored. A run folder holds
 
-* ``state/`` — ``model.safetensors``, ``ema.safetensors``, ``optim.safetensors`` and ``state.json`` (step,
-  config): everything ``--resume`` needs, written atomically every ``checkpoint_every`` steps;
+* ``state/`` — model, EMA and AdamW tensors (safetensors) and ``state.json`` (step, config, commands, sha256
+  of each file): everything ``--resume`` needs, saved every ``checkpoint_every`` steps so that a killed job
+  leaves a complete, verifiable state (layout in :mod:`jetviz.runstate`);
 * ``loss.csv`` — step, loss, learning rate, N (CT curriculum), seconds;
 * ``export/`` — a loadable checkpoint (EMA weights + scheduler + card), refreshed at each save.
 
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jetviz import checkpoints, losses
+from jetviz import checkpoints, losses, runstate
 from jetviz.config import CLASS_INDEX, CLASSES, DEFAULT_GRID
 from jetviz.images import PixelScaling, to_images, to_model_space
 from jetviz.models import ConsistencyFunction, EDMDenoiser, JetUNet, UNetConfig
@@ -178,14 +179,6 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step:
         pe.lerp_(pm.detach(), 1 - d)
 
 
-def _atomic_save_tensors(tensors: dict, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, path)
-
-
 def _optim_tensors(opt: torch.optim.Optimizer) -> dict:
     out = {}
     for i, st in opt.state_dict()["state"].items():
@@ -206,14 +199,9 @@ def _load_optim(opt: torch.optim.Optimizer, tensors: dict) -> None:
 
 def save_state(run: Path, cfg: TrainConfig, step: int, model, ema, opt, wall: float,
                commands: list[str] | None = None) -> None:
-    """Atomically write everything needed to resume after ``step`` completed steps."""
-    st = run / "state"
-    st.mkdir(parents=True, exist_ok=True)
-    _atomic_save_tensors(model.state_dict(), st / "model.safetensors")
-    _atomic_save_tensors(ema.state_dict(), st / "ema.safetensors")
-    _atomic_save_tensors(_optim_tensors(opt), st / "optim.safetensors")
-    checkpoints.write_json_atomic(st / "state.json", {"step": step, "wall_time_s": wall, "config": cfg.to_dict(),
-                                                      "commands": commands or []})
+    """Save everything needed to resume after ``step`` completed steps (see :mod:`jetviz.runstate`)."""
+    runstate.save(run, step, {"model": model.state_dict(), "ema": ema.state_dict(), "optim": _optim_tensors(opt)},
+                  {"wall_time_s": wall, "config": cfg.to_dict(), "commands": commands or []})
 
 
 def export(run: Path, cfg: TrainConfig, ema, step: int, wall: float, out: Path | None = None,
@@ -266,8 +254,9 @@ def train(cfg: TrainConfig, run: str | os.PathLike, resume: bool = False, progre
     run = Path(run)
     state_json = run / "state" / "state.json"
     start, wall0 = 0, 0.0
+    saved_tensors = None
     if resume and state_json.is_file():
-        saved = json.loads(state_json.read_text())
+        saved, saved_tensors = runstate.load(run)  # checksums verified before anything is built
         cfg = TrainConfig(**{**saved["config"], "steps": cfg.steps})  # the run's own settings; steps may grow
         start, wall0 = int(saved["step"]), float(saved["wall_time_s"])
         commands = list(saved.get("commands") or [])
@@ -290,11 +279,9 @@ def train(cfg: TrainConfig, run: str | os.PathLike, resume: bool = False, progre
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if start > 0:
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(run / "state" / "model.safetensors")))
-        ema.load_state_dict(load_file(str(run / "state" / "ema.safetensors")))
-        _load_optim(opt, load_file(str(run / "state" / "optim.safetensors")))
+        model.load_state_dict(saved_tensors["model"])
+        ema.load_state_dict(saved_tensors["ema"])
+        _load_optim(opt, saved_tensors["optim"])
     model, opt = acc.prepare(model, opt)
     ema = ema.to(acc.device)
     x_all, y_all = load_training_images(cfg)

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from helpers_tiny import TINY_UNET, tiny_dataset
 from safetensors.torch import load_file
 
-from jetviz import losses
+from jetviz import losses, runstate
 from jetviz.models import ConsistencyFunction, EDMDenoiser, JetUNet
 from jetviz.training import TrainConfig, batch_indices, load_training_images, step_generator, train
 
@@ -58,15 +60,52 @@ def test_resume_after_interruption_is_bit_identical(tiny, tmp_path):
     train(cfg, tmp_path / "full")
     train(cfg, tmp_path / "cut", stop_after=4)  # interrupted after step 4 (last checkpoint at 3 + a final save)
     train(cfg, tmp_path / "cut", resume=True)
+    full, cut = runstate.files(tmp_path / "full"), runstate.files(tmp_path / "cut")
     for f in ("model", "ema", "optim"):
-        a = load_file(str(tmp_path / "full" / "state" / f"{f}.safetensors"))
-        b = load_file(str(tmp_path / "cut" / "state" / f"{f}.safetensors"))
+        a, b = load_file(str(full[f])), load_file(str(cut[f]))
         assert a.keys() == b.keys()
         for k in a:
             assert torch.equal(a[k], b[k]), (f, k)
     log_full = (tmp_path / "full" / "loss.csv").read_text().splitlines()
     log_cut = (tmp_path / "cut" / "loss.csv").read_text().splitlines()
     assert [r.split(",")[:2] for r in log_full] == [r.split(",")[:2] for r in log_cut]
+
+
+def test_resume_verifies_the_state_checksums(tiny, tmp_path):
+    cfg = _cfg(tiny, kind="ve-sde", steps=4)
+    train(cfg, tmp_path / "r", stop_after=3)
+    st = tmp_path / "r" / "state"
+    assert [p.name for p in st.iterdir() if p.is_dir()] == ["step-00000003"]  # older states pruned
+    ema = runstate.files(tmp_path / "r")["ema"]
+    good = ema.read_bytes()
+    ema.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # one flipped bit
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        train(cfg, tmp_path / "r", resume=True)
+    ema.write_bytes(good)
+    info = json.loads((st / "state.json").read_text())
+    (st / "state.json").write_text(json.dumps({k: v for k, v in info.items() if k != "files"}))
+    with pytest.raises(ValueError, match="no checksums"):
+        train(cfg, tmp_path / "r", resume=True)
+    (st / "state.json").write_text(json.dumps(info))
+    assert train(cfg, tmp_path / "r", resume=True)["step"] == 4
+
+
+def test_a_save_killed_before_its_commit_point_keeps_the_previous_state(tiny, tmp_path, monkeypatch):
+    cfg = _cfg(tiny, kind="ve-sde", steps=6)
+    train(cfg, tmp_path / "r", stop_after=3)
+    before = (tmp_path / "r" / "state" / "state.json").read_text()
+
+    def killed(*a, **k):  # the job dies after writing the new tensors, before state.json is replaced
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runstate, "write_json_atomic", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "r", resume=True, stop_after=3)
+    monkeypatch.undo()
+    assert (tmp_path / "r" / "state" / "state.json").read_text() == before
+    assert runstate.read_info(tmp_path / "r")["step"] == 3
+    assert set(runstate.files(tmp_path / "r")) == {"model", "ema", "optim"}  # still complete and verified
+    assert train(cfg, tmp_path / "r", resume=True)["step"] == 6
 
 
 def test_existing_run_needs_resume(tiny, tmp_path):
@@ -84,7 +123,7 @@ def test_distillation_uses_the_teacher(tiny, tmp_path):
     train(_cfg(tiny, kind="consistency-cd", steps=1, teacher=teacher), tmp_path / "cd")
     # the student starts from the teacher's weights (same architecture): after one small step it stays close
     t = load_file(str(tmp_path / "ve" / "export" / "unet" / "diffusion_pytorch_model.safetensors"))
-    s = load_file(str(tmp_path / "cd" / "state" / "model.safetensors"))
+    s = load_file(str(runstate.files(tmp_path / "cd")["model"]))
     k = "conv_in.weight"
     diff = (s[f"net.unet.{k}"] - t[k]).abs().max()
     assert diff < 1e-2
