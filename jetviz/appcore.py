@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from jetviz.config import DEFAULT_GRID, REPO_ROOT, ImageGrid
+from jetviz.config import DEFAULT_GENERATOR, DEFAULT_GRID, GENERATOR_FALLBACKS, REPO_ROOT, ImageGrid
 
 ENV_DATA = "JETVIZ_DATA"
 ENV_CHECKPOINTS = "JETVIZ_CHECKPOINTS"
@@ -33,6 +33,8 @@ PYTHIA_FALLBACK_RATE = 150.0  # jets/s on one core (docs/NOTES: 110-200 by class
 SHIPPED = {
     "cm-ct": "consistency model, consistency training (1-2 steps)",
     "cm-cd": "consistency model distilled from ve-sde (1-2 steps)",
+    "cm-ct-small": "small (8/16/16) consistency model, consistency training (1-2 steps, fastest)",
+    "cm-cd-small": "small (8/16/16) consistency model distilled from ve-sde (1-2 steps, fastest)",
     "ve-sde": "score model, VE-SDE (many steps)",
     "classifier": "jet-class CNN behind the FID",
 }
@@ -115,9 +117,10 @@ class Settings:
 
 
 def default_model(choices: list[ModelChoice]) -> int:
-    """Index of the sidebar's default model: ``cm-ct``, else ``cm-cd``, else the first consistency model."""
+    """Index of the sidebar's default model: :data:`~jetviz.config.DEFAULT_GENERATOR`, else the
+    :data:`~jetviz.config.GENERATOR_FALLBACKS`, else the first consistency model."""
     names = [c.name for c in choices]
-    for pref in ("cm-ct", "cm-cd"):
+    for pref in (DEFAULT_GENERATOR, *GENERATOR_FALLBACKS):
         if pref in names:
             return names.index(pref)
     kinds = [c.kind for c in choices]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from jetviz import checkpoints
-from jetviz.config import CLASS_INDEX, ImageGrid, check_class
+from jetviz.config import CLASS_INDEX, DEFAULT_GENERATOR, ImageGrid, check_class
 from jetviz.images import PixelScaling, to_physics_space
 from jetviz.models import ConsistencyFunction, EDMDenoiser, JetUNet
 from jetviz.schedulers import ConsistencyScheduler, VESDEScheduler
@@ -171,7 +171,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def register(sub) -> None:
     p = sub.add_parser("sample", help="generate jets with a checkpoint and write CSV / HDF5 / NPZ")
-    p.add_argument("--checkpoint", default=None, help="checkpoint folder or name (default: the shipped cm-ct)")
+    p.add_argument("--checkpoint", default=None, help=f"checkpoint folder or name (default: the shipped {DEFAULT_GENERATOR})")
     p.add_argument("--jet-type", required=True, choices=sorted(CLASS_INDEX))
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--steps", type=int, default=1)
@@ -186,7 +186,7 @@ def register(sub) -> None:
     m.set_defaults(func=lambda a: (merge_samples([Path(p) for p in a.inputs], Path(a.out)), 0)[1])
 
 
-DEFAULT_CHECKPOINT = "cm-ct"
+DEFAULT_CHECKPOINT = DEFAULT_GENERATOR
 
 
 def _cmd_sample(args) -> int:
