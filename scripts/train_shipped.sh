@@ -28,4 +28,6 @@ if [ ! -f "$DATA/z.hdf5" ]; then
   nice python -m jetviz simulate --jet-type all --n-jets 10000 --seed 2 --workers 2 --out "$DATA"
 fi
 resume=(); [ -f "$RUNS/$name/state/state.json" ] && resume=(--resume)
+# EXPORT_ONLY=1: rewrite checkpoints/<name> from the saved state (e.g. after the job was killed), no training
+[ -n "${EXPORT_ONLY:-}" ] && resume+=(--export-only)
 exec nice python -m jetviz train "${args[@]}" "${common[@]}" --run "$RUNS/$name" --export checkpoints/$name "${resume[@]}"
