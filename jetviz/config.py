@@ -35,7 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("JETVIZ_DATA", REPO_ROOT / "data"))
 CHECKPOINT_DIR = Path(os.environ.get("JETVIZ_CHECKPOINTS", REPO_ROOT / "checkpoints"))
 # the generator `python -m jetviz sample` and the app use by default; chosen by measurement (README, Results)
-DEFAULT_GENERATOR = "cm-ct"
+DEFAULT_GENERATOR = "cm-ct-small"
 GENERATOR_FALLBACKS = ("cm-ct", "cm-cd")  # the app's next choices when the default is absent
 
 
