@@ -1,4 +1,4 @@
-"""Time the app's interactive defaults (1,000 jets, cm-ct, 1 step) with Streamlit's AppTest, in one process.
+"""Time the app's interactive defaults (1,000 jets, the default model, 1 step) with Streamlit's AppTest, in one process.
 
     python scripts/time_app.py [--repeats 3]
 
