@@ -186,7 +186,6 @@ def register(sub) -> None:
     m.set_defaults(func=lambda a: (merge_samples([Path(p) for p in a.inputs], Path(a.out)), 0)[1])
 
 
-DEFAULT_CHECKPOINT = DEFAULT_GENERATOR
 
 
 def _cmd_sample(args) -> int:
@@ -197,7 +196,7 @@ def _cmd_sample(args) -> int:
     _check_request(args.n, args.steps)  # before loading and sampling: bad input costs nothing
     if Path(args.out).suffix not in FORMATS:
         raise ValueError(f"--out must end in one of {FORMATS}, got {args.out!r}")
-    gen = load_generator(checkpoints.resolve(args.checkpoint or DEFAULT_CHECKPOINT), sampler=args.sampler)
+    gen = load_generator(checkpoints.resolve(args.checkpoint or DEFAULT_GENERATOR), sampler=args.sampler)
     bar = tqdm(total=args.n, desc=f"sample {args.jet_type}", file=sys.stderr, dynamic_ncols=True)
 
     def progress(done, total):
